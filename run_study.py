@@ -1,0 +1,179 @@
+"""Run the whole momentum study: execute assignment.ipynb on real MNIST.
+
+Executes the notebook top to bottom with nbclient, echoing what its cells
+print (one line per epoch and per finished run) to this terminal, and writes
+into the output folder:
+
+- ``assignment.ipynb``: the executed notebook;
+- ``samples.png``, ``sweep_lr.png``, ``sweep_batchsize.png``: the figures;
+- ``results.json``: every run's settings, final accuracies and per-epoch
+  curves, beside the original exercise's figures where it printed them;
+- ``comparison.md``: the table printed at the end.
+
+Usage: python run_study.py [--output DIR] [--budget full|small] [--notebook PATH] [--cell-timeout S]
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+# Figures the original exercise printed: (experiment, setting) -> momentum ->
+# (train accuracy, test accuracy). The batch-size sweep at batch size 32 is
+# the learning-rate sweep at 0.01 run again, so it shares those figures.
+ORIGINAL = {
+    ("train", "1 epoch"): {0.0: (0.8053, 0.8097), 0.9: (0.9667, 0.9683)},
+    ("sweep_lr", 0.001): {0.0: (0.2090, 0.2106), 0.9: (0.9599, 0.9625)},
+    ("sweep_lr", 0.01): {0.0: (0.9574, 0.9603), 0.9: (0.9855, 0.9830)},
+    ("sweep_batchsize", 32): {0.0: (0.9574, 0.9603), 0.9: (0.9855, 0.9830)},
+}
+
+# Settings the notebook holds fixed in each experiment.
+SANITY = {"epochs": 1, "lr": 0.01, "batch_size": 32}
+SWEEP_LR_BATCH_SIZE = 32
+SWEEP_BATCHSIZE_LR = 0.01
+
+# Appended to the notebook for the run only: it hands the kernel's results
+# to export_results below, then is removed from the saved notebook.
+EXPORT_CELL = "import run_study as _run_study\n_run_study.export_results(globals(), {output!r})"
+
+
+def run_record(experiment, setting, momentum, result, **settings):
+    """Return one run's settings, figures and original figures as a dict."""
+    train_acc, test_acc, epoch_losses, epoch_train_accuracies = result
+    original = ORIGINAL.get((experiment, setting), {}).get(momentum, (None, None))
+    return {
+        "experiment": experiment,
+        **settings,
+        "momentum": momentum,
+        "epochs": len(epoch_losses),
+        "train_acc": float(train_acc),
+        "test_acc": float(test_acc),
+        "epoch_losses": [float(x) for x in epoch_losses],
+        "epoch_train_accuracies": [float(x) for x in epoch_train_accuracies],
+        "original_train_acc": original[0],
+        "original_test_acc": original[1],
+    }
+
+
+def collect_runs(namespace):
+    """Build one record per run from the notebook's variables."""
+    runs = [
+        run_record("train", "1 epoch", 0.0, namespace["plain_run"], **SANITY),
+        run_record("train", "1 epoch", 0.9, namespace["momentum_run"], **SANITY),
+    ]
+    for lr, by_momentum in namespace["lr_results"].items():
+        for momentum, result in by_momentum.items():
+            runs.append(run_record("sweep_lr", lr, momentum, result,
+                                   lr=lr, batch_size=SWEEP_LR_BATCH_SIZE))
+    for batch_size, by_momentum in namespace["bs_results"].items():
+        for momentum, result in by_momentum.items():
+            runs.append(run_record("sweep_batchsize", batch_size, momentum, result,
+                                   lr=SWEEP_BATCHSIZE_LR, batch_size=batch_size))
+    return runs
+
+
+def export_results(namespace, output_dir):
+    """Save the figures and results.json; runs inside the notebook's kernel."""
+    import torch
+
+    output_dir = Path(output_dir)
+    for name, variable in (("samples", "samples_fig"), ("sweep_lr", "lr_fig"),
+                           ("sweep_batchsize", "bs_fig")):
+        namespace[variable].savefig(output_dir / f"{name}.png", dpi=120, bbox_inches="tight")
+    results = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+               "runs": collect_runs(namespace)}
+    (output_dir / "results.json").write_text(json.dumps(results, indent=1))
+
+
+def run_label(run):
+    if run["experiment"] == "train":
+        return f"train, 1 epoch, momentum {run['momentum']}"
+    setting = "lr" if run["experiment"] == "sweep_lr" else "batch_size"
+    return f"{run['experiment']}, {setting} {run[setting]:g}, momentum {run['momentum']}"
+
+
+def format_table(runs):
+    """Return a Markdown table of every run beside the original figures."""
+    def cell(value):
+        return "-" if value is None else f"{value:.4f}"
+
+    lines = ["| run | train acc | original | test acc | original | test diff |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for run in runs:
+        original = run["original_test_acc"]
+        diff = "-" if original is None else f"{run['test_acc'] - original:+.4f}"
+        lines.append(f"| {run_label(run)} | {cell(run['train_acc'])} | {cell(run['original_train_acc'])} "
+                     f"| {cell(run['test_acc'])} | {cell(original)} | {diff} |")
+    return "\n".join(lines)
+
+
+def make_client(notebook, cell_timeout):
+    """Return an nbclient client that also prints the cells' stdout here."""
+    from nbclient import NotebookClient
+
+    class EchoingClient(NotebookClient):
+        def output(self, outs, msg, display_id, cell_index):
+            content = msg.get("content", {})
+            if msg.get("msg_type") == "stream" and content.get("name") == "stdout":
+                sys.stdout.write(content["text"])
+                sys.stdout.flush()
+            return super().output(outs, msg, display_id, cell_index)
+
+    return EchoingClient(notebook, timeout=cell_timeout, kernel_name="python3",
+                         resources={"metadata": {"path": str(ROOT)}})
+
+
+def execute(notebook_path, output_dir, cell_timeout):
+    """Execute the notebook; save it executed, even when a cell fails."""
+    import nbformat
+    from nbclient.exceptions import CellExecutionError
+
+    notebook = nbformat.read(notebook_path, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(EXPORT_CELL.format(output=str(output_dir))))
+    try:
+        make_client(notebook, cell_timeout).execute()
+    except CellExecutionError as error:
+        notebook.cells.pop()
+        nbformat.write(notebook, output_dir / "assignment.ipynb")
+        raise SystemExit(f"a cell of {notebook_path} failed; the partly executed notebook "
+                         f"is in {output_dir / 'assignment.ipynb'}\n{error}")
+    notebook.cells.pop()
+    nbformat.write(notebook, output_dir / "assignment.ipynb")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Run the momentum study and save its figures and numbers.")
+    parser.add_argument("--output", default="output", help="folder for the results (default: %(default)s)")
+    parser.add_argument("--notebook", default=str(ROOT / "assignment.ipynb"),
+                        help="notebook to execute (default: the assignment)")
+    parser.add_argument("--budget", choices=["full", "small"], default="full",
+                        help="full: the study as written; small: 2,000 training images, "
+                             "one epoch per run, for a quick check of the pipeline (default: %(default)s)")
+    parser.add_argument("--cell-timeout", type=int, default=3600,
+                        help="seconds one cell may run before the study is stopped (default: %(default)s)")
+    args = parser.parse_args(argv)
+
+    # The kernel inherits this process's environment; the notebook reads it.
+    os.environ["STUDY_BUDGET"] = args.budget
+    output_dir = Path(args.output).resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    execute(args.notebook, output_dir, args.cell_timeout)
+    results = json.loads((output_dir / "results.json").read_text())
+    results["budget"] = args.budget
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    (output_dir / "results.json").write_text(json.dumps(results, indent=1))
+
+    table = format_table(results["runs"])
+    (output_dir / "comparison.md").write_text(table + "\n")
+    print(f"\nStudy finished in {results['seconds']:.0f} s; results in {output_dir}\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
