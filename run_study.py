@@ -32,7 +32,7 @@ ORIGINAL = {
     ("sweep_batchsize", 32): {0.0: (0.9574, 0.9603), 0.9: (0.9855, 0.9830)},
 }
 
-# Settings the notebook holds fixed in each experiment.
+# Settings the notebook keeps fixed in each experiment.
 SANITY = {"epochs": 1, "lr": 0.01, "batch_size": 32}
 SWEEP_LR_BATCH_SIZE = 32
 SWEEP_BATCHSIZE_LR = 0.01

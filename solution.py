@@ -1,4 +1,4 @@
-"""Reference implementation of the three functions students write.
+"""Reference implementation of the functions students write.
 
 Each function below is copied verbatim into its task cell of
 ``assignment.ipynb`` by ``tools/sync_notebook.py``, and a test fails when the
@@ -58,7 +58,7 @@ def plot_losses(results, setting_name):
     """Plot the training loss per epoch, one panel per setting.
 
     results maps each setting to {momentum: the tuple train returned}; each
-    panel holds one curve per momentum, in that order. Returns the figure.
+    panel draws one curve per momentum, in that order. Returns the figure.
     """
     ### BEGIN SOLUTION
     settings = list(results)

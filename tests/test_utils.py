@@ -2,7 +2,7 @@
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from utils import Lenet5, accuracy, show_samples, train_one_epoch
 
@@ -89,3 +89,50 @@ def test_show_samples_grid(train_dataset):
     first = fig.axes[0]
     assert first.images[0].get_cmap().name == "gray"
     assert not first.axison
+
+
+class PlainDataset(Dataset):
+    """A dataset accuracy cannot read directly, so it takes the loader's path."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, index):
+        return self.source[index]
+
+
+def trained_model(train_dataset):
+    torch.manual_seed(3)
+    model = Lenet5()
+    loader = DataLoader(Subset(train_dataset, range(2000)), batch_size=32, shuffle=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    train_one_epoch(model, loader, nn.CrossEntropyLoss(), optimizer)
+    return model
+
+
+def test_accuracy_direct_read_matches_loader(train_dataset, test_dataset):
+    model = trained_model(train_dataset)
+    cases = [(test_dataset, False), (Subset(test_dataset, range(3000, 7000)), True),
+             (Subset(train_dataset, range(10_000)), True)]
+    for dataset, shuffle in cases:
+        fast = accuracy(model, DataLoader(dataset, batch_size=32, shuffle=shuffle))
+        slow = accuracy(model, DataLoader(PlainDataset(dataset), batch_size=32, shuffle=shuffle))
+        assert fast == slow, f"{len(dataset)} images, shuffle={shuffle}: {fast} != {slow}"
+
+
+def test_accuracy_direct_read_draws_like_loader(test_dataset):
+    model = Lenet5()
+    for shuffle, expected in ((False, 1), (True, 2)):
+        loader = DataLoader(test_dataset, batch_size=64, shuffle=shuffle)
+        assert draws_made(lambda: accuracy(model, loader)) == expected
+
+
+def test_accuracy_drop_last_uses_loader(test_dataset):
+    model = trained_model(test_dataset)
+    subset = Subset(test_dataset, range(100))
+    got = accuracy(model, DataLoader(subset, batch_size=32, drop_last=True))
+    expected = accuracy(model, DataLoader(PlainDataset(subset), batch_size=32, drop_last=True))
+    assert got == expected

@@ -1,7 +1,7 @@
 """Copy the reference functions of solution.py into assignment.ipynb's task cells.
 
 solution.py is the one source of the reference code. Each task cell of the
-notebook, found by its cell id, holds the listed functions verbatim, so the
+notebook, found by its cell id, contains the listed functions verbatim, so the
 ``### BEGIN SOLUTION`` regions nbgrader strips are the same lines.
 
 Usage:
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solution.py"
 NOTEBOOK = ROOT / "assignment.ipynb"
 
-# Cell id -> the functions of solution.py that the cell holds, in order.
+# Cell id -> the functions of solution.py that the cell contains, in order.
 TASK_CELLS = {
     "train-task": ["train"],
     "sweep-lr-task": ["plot_losses", "sweep_lr"],

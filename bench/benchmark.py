@@ -1,0 +1,128 @@
+"""Time the project's data path against torchvision's, the whole study, and grading.
+
+In one run on one machine:
+
+1. one training epoch of a fresh Lenet5 (lr 0.01, momentum 0.9) through
+   torchvision's ``MNIST`` + ``ToTensor()`` DataLoader and through
+   ``InMemoryMNIST``, side by side, at batch sizes 16, 32 and 64; the two
+   epochs must give the same loss and accuracy to the last bit;
+2. the whole study the project's way (``run_study.py``: both sanity runs
+   and both sweeps), with its final accuracies;
+3. grading the reference submission, when a grading command is given.
+
+Prints seconds and ratios with the CPU model and thread count, and writes
+them to bench/results.json.
+
+Usage: python bench/benchmark.py [--skip-study] [--grade-command CMD] [--batch-sizes 16 32 64]
+"""
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision.datasets import MNIST
+from torchvision.transforms import ToTensor
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from utils import InMemoryMNIST, Lenet5, train_one_epoch  # noqa: E402
+
+DATA_ROOT = str(ROOT / "data")
+RESULTS = ROOT / "bench" / "results.json"
+
+
+def cpu_model():
+    """Return the CPU's model name as the kernel reports it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def timed_epoch(dataset, batch_size):
+    """Train a fresh Lenet5 for one epoch from seed 1; return (seconds, loss, accuracy)."""
+    torch.manual_seed(1)
+    model = Lenet5()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    start = time.perf_counter()
+    loss, acc = train_one_epoch(model, loader, nn.CrossEntropyLoss(), optimizer)
+    return time.perf_counter() - start, loss, acc
+
+
+def bench_epochs(batch_sizes):
+    torchvision_train = MNIST(DATA_ROOT, train=True, download=True, transform=ToTensor())
+    memory_train = InMemoryMNIST(DATA_ROOT, train=True, device="cpu")
+    rows = []
+    for batch_size in batch_sizes:
+        tv_seconds, tv_loss, tv_acc = timed_epoch(torchvision_train, batch_size)
+        mem_seconds, mem_loss, mem_acc = timed_epoch(memory_train, batch_size)
+        identical = (tv_loss, tv_acc) == (mem_loss, mem_acc)
+        rows.append({"batch_size": batch_size, "torchvision_s": round(tv_seconds, 2),
+                     "in_memory_s": round(mem_seconds, 2), "speedup": round(tv_seconds / mem_seconds, 2),
+                     "identical": identical, "loss": mem_loss, "train_acc": mem_acc})
+        print(f"epoch at batch size {batch_size:>2}: torchvision {tv_seconds:6.1f} s, "
+              f"in memory {mem_seconds:6.1f} s, {tv_seconds / mem_seconds:4.2f}x faster, "
+              f"figures {'identical' if identical else 'DIFFERENT'}", flush=True)
+    return rows
+
+
+def bench_study(output_dir):
+    """Run the whole study; return its seconds and final accuracies."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, str(ROOT / "run_study.py"), "--output", str(output_dir)],
+                   cwd=ROOT, check=True)
+    seconds = time.perf_counter() - start
+    runs = json.loads((output_dir / "results.json").read_text())["runs"]
+    figures = [{key: run.get(key) for key in ("experiment", "lr", "batch_size", "momentum",
+                                             "train_acc", "test_acc")} for run in runs]
+    print(f"whole study: {seconds:.1f} s for {len(runs)} runs, "
+          f"{sum(run['epochs'] for run in runs)} epochs", flush=True)
+    return {"seconds": round(seconds, 1), "runs": figures}
+
+
+def bench_grading(command):
+    start = time.perf_counter()
+    subprocess.run(shlex.split(command), cwd=ROOT, check=True)
+    seconds = time.perf_counter() - start
+    print(f"grading the reference submission: {seconds:.1f} s", flush=True)
+    return {"command": command, "seconds": round(seconds, 1)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Time the data path, the study and grading.")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 32, 64],
+                        help="batch sizes of the epoch comparison (default: %(default)s)")
+    parser.add_argument("--skip-study", action="store_true", help="do not time the whole study")
+    parser.add_argument("--grade-command", help="command that grades the reference submission")
+    parser.add_argument("--output", default=str(RESULTS), help="results file (default: %(default)s)")
+    args = parser.parse_args(argv)
+
+    machine = {"cpu": cpu_model(), "cores": os.cpu_count(),
+               "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+    print(f"{machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} "
+          f"with {machine['torch_threads']} threads", flush=True)
+    results = {"machine": machine, "epochs": bench_epochs(args.batch_sizes)}
+    if not args.skip_study:
+        results["study"] = bench_study(ROOT / "bench" / "study-output")
+    if args.grade_command:
+        results["grading"] = bench_grading(args.grade_command)
+    Path(args.output).write_text(json.dumps(results, indent=1) + "\n")
+    print(f"results written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()
