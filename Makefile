@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements.txt
 OUTPUT ?= output
 
-.PHONY: setup data run test clean
+.PHONY: setup data run test clean release grade
 
 setup: $(INSTALLED)
 
@@ -27,6 +27,18 @@ run: data
 
 test: data
 	$(PY) -m pytest tests
+
+# The nbgrader course lives in autograder/; see README.md, "Instructors".
+# nbgrader runs the alembic command of its environment, hence the PATH.
+NBGRADER := cd autograder && PATH="$(abspath $(VENV))/bin:$$PATH" ../$(VENV)/bin/nbgrader
+
+release: data
+	$(PY) autograder/build.py
+	$(NBGRADER) generate_assignment momentum --force
+
+# make grade FROM=export.zip also collects a folder or zip of notebooks.
+grade: data
+	$(PY) autograder/grade.py $(if $(FROM),--from "$(abspath $(FROM))")
 
 clean:
 	rm -rf $(OUTPUT) .pytest_cache

@@ -1,8 +1,8 @@
 """Run the whole momentum study: execute assignment.ipynb on real MNIST.
 
-Executes the notebook top to bottom with nbclient, echoing what its cells
-print (one line per epoch and per finished run) to this terminal, and writes
-into the output folder:
+Executes the notebook top to bottom with nbclient, less the grader's hidden
+checks, echoes what its cells print (one line per epoch and per finished run)
+to this terminal, and writes into the output folder:
 
 - ``assignment.ipynb``: the executed notebook;
 - ``samples.png``, ``sweep_lr.png``, ``sweep_batchsize.png``: the figures;
@@ -134,6 +134,7 @@ def execute(notebook_path, output_dir, cell_timeout):
     from nbclient.exceptions import CellExecutionError
 
     notebook = nbformat.read(notebook_path, as_version=4)
+    drop_hidden_checks(notebook)
     notebook.cells.append(nbformat.v4.new_code_cell(EXPORT_CELL.format(output=str(output_dir))))
     try:
         make_client(notebook, cell_timeout).execute()
@@ -144,6 +145,18 @@ def execute(notebook_path, output_dir, cell_timeout):
                          f"is in {output_dir / 'assignment.ipynb'}\n{error}")
     notebook.cells.pop()
     nbformat.write(notebook, output_dir / "assignment.ipynb")
+
+
+def drop_hidden_checks(notebook):
+    """Remove the grader's hidden check cells; return how many were removed.
+
+    They retrain on the full data to grade a submission and add nothing to
+    the study's figures, so the study leaves them to the grader.
+    """
+    kept = [cell for cell in notebook.cells if "### BEGIN HIDDEN TESTS" not in cell.source]
+    removed = len(notebook.cells) - len(kept)
+    notebook.cells = kept
+    return removed
 
 
 def main(argv=None):

@@ -67,6 +67,7 @@ def plot_losses(results, setting_name):
         for momentum, (_, _, epoch_losses, _) in results[setting].items():
             epochs = range(1, len(epoch_losses) + 1)
             ax.plot(epochs, epoch_losses, marker="o", label=f"momentum {momentum}")
+            ax.set_xticks(epochs)
         ax.set_title(f"{setting_name} = {setting}")
         ax.set_xlabel("epoch")
         ax.set_ylabel("training loss (mean over batches)")

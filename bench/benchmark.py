@@ -116,10 +116,14 @@ def main(argv=None):
     print(f"{machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} "
           f"with {machine['torch_threads']} threads", flush=True)
     results = {"machine": machine, "epochs": bench_epochs(args.batch_sizes)}
+    # Another busy process on a 2-core machine slows every figure here, so
+    # the load is recorded beside them.
+    results["load_average_before_study"] = os.getloadavg()
     if not args.skip_study:
         results["study"] = bench_study(ROOT / "bench" / "study-output")
     if args.grade_command:
         results["grading"] = bench_grading(args.grade_command)
+    results["load_average_at_end"] = os.getloadavg()
     Path(args.output).write_text(json.dumps(results, indent=1) + "\n")
     print(f"results written to {args.output}")
 

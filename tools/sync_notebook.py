@@ -36,7 +36,12 @@ def function_sources(path=SOLUTION):
     for node in ast.parse(text).body:
         if isinstance(node, ast.FunctionDef):
             first = min([node.lineno] + [d.lineno for d in node.decorator_list])
-            sources[node.name] = "\n".join(lines[first - 1:node.end_lineno])
+            last = node.end_lineno
+            # The closing marker is a comment after the last statement, which
+            # the syntax tree leaves out; nbgrader needs it.
+            if last < len(lines) and lines[last].strip() == "### END SOLUTION":
+                last += 1
+            sources[node.name] = "\n".join(lines[first - 1:last])
     return sources
 
 
