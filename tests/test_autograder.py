@@ -20,7 +20,6 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder.build import close_solution_regions
 from autograder.grading import ASSIGNMENT
 from tests.conftest import DATA_ROOT, ROOT
 
@@ -157,13 +156,6 @@ def cell_scores(course, student):
 def grade_rows(course):
     with open(course["root"] / "grades.csv", newline="") as grades:
         return {row["student_id"]: row for row in csv.DictReader(grades)}
-
-
-def test_close_solution_regions():
-    source = "def f():\n    ### BEGIN SOLUTION\n    return 1\n\n\ndef g():\n    ### BEGIN SOLUTION\n    pass"
-    closed = close_solution_regions(source)
-    assert closed.count("    ### END SOLUTION") == 2
-    assert closed.index("### END SOLUTION") < closed.index("def g")
 
 
 def test_release_has_no_solutions(course):

@@ -14,6 +14,14 @@ def test_task_cells_match_solution():
     assert sync_notebook.out_of_sync() == [], "run python tools/sync_notebook.py"
 
 
+def test_task_cells_close_solution_regions():
+    # nbgrader rejects a region without its END line, which follows the
+    # function's last statement as a comment.
+    for cell_id, source in sync_notebook.expected_cells().items():
+        assert source.count("### BEGIN SOLUTION") == source.count("### END SOLUTION"), cell_id
+        assert source.rstrip().endswith("### END SOLUTION"), cell_id
+
+
 def test_sync_detects_drift(tmp_path):
     notebook = nbformat.read(ROOT / "assignment.ipynb", as_version=4)
     for cell in notebook.cells:
