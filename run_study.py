@@ -153,9 +153,9 @@ def drop_hidden_checks(notebook):
     They retrain on the full data to grade a submission and add nothing to
     the study's figures, so the study leaves them to the grader.
     """
-    kept = [cell for cell in notebook.cells if "### BEGIN HIDDEN TESTS" not in cell.source]
-    removed = len(notebook.cells) - len(kept)
-    notebook.cells = kept
+    visible = [cell for cell in notebook.cells if "### BEGIN HIDDEN TESTS" not in cell.source]
+    removed = len(notebook.cells) - len(visible)
+    notebook.cells = visible
     return removed
 
 

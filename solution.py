@@ -27,7 +27,7 @@ def train(model, train_dataset, test_dataset, epochs=10, batch_size=32, lr=0.01,
 
     Uses a shuffled training loader and an unshuffled test loader, both of
     batch_size, SGD with lr and momentum (0.0 is plain SGD), and the
-    cross-entropy loss; runs train_one_epoch once per epoch, then measures
+    cross-entropy loss. Runs train_one_epoch once per epoch, then measures
     the final train and test accuracy with accuracy.
 
     Returns (train_acc, test_acc, epoch_losses, epoch_train_accuracies): two

@@ -1,8 +1,8 @@
 """Helpers given to students: the network, one training epoch, accuracy.
 
-Contract shared by every helper here: a loader yields ``(images, labels)``
+Contract shared by every helper here: a loader yields ``(images, labels)``,
 with images of shape (N, 1, 28, 28) as floats in [0, 1] and labels of shape
-(N,) as int64 class indices; losses are cross-entropy in nats per sample.
+(N,) as int64 class indices. Losses are cross-entropy in nats per sample.
 """
 
 import matplotlib.pyplot as plt

@@ -43,7 +43,7 @@ def cell_label(cell, index):
 
 
 def starts_task(cell):
-    """Whether cell is a student's code answer, the first cell of a task."""
+    """Return whether cell is a student's code solution, the first cell of a task."""
     return cell.cell_type == "code" and utils.is_solution(cell)
 
 

@@ -4,7 +4,7 @@ In one run on one machine:
 
 1. one training epoch of a fresh Lenet5 (lr 0.01, momentum 0.9) through
    torchvision's ``MNIST`` + ``ToTensor()`` DataLoader and through
-   ``InMemoryMNIST``, side by side, at batch sizes 16, 32 and 64; the two
+   ``InMemoryMNIST``, side by side, at batch sizes 16, 32 and 64. The two
    epochs must give the same loss and accuracy to the last bit;
 2. the whole study the project's way (``run_study.py``: both sanity runs
    and both sweeps), with its final accuracies;

