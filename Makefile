@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements.txt
 OUTPUT ?= output
 
-.PHONY: setup data run test clean release grade
+.PHONY: setup data run run-notebook test clean release grade
 
 setup: $(INSTALLED)
 
@@ -24,6 +24,10 @@ data: setup
 
 run: data
 	$(PY) run_study.py --output $(OUTPUT)
+
+# The same study through the notebook, in one kernel, as a student runs it.
+run-notebook: data
+	$(PY) run_study.py --runner notebook --output $(OUTPUT)
 
 test: data
 	$(PY) -m pytest tests

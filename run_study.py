@@ -1,16 +1,25 @@
-"""Run the whole momentum study: execute assignment.ipynb on real MNIST.
+"""Run the whole momentum study on real MNIST: both sanity runs and both sweeps.
 
-Executes the notebook top to bottom with nbclient, less the grader's hidden
-checks, echoes what its cells print (one line per epoch and per finished run)
-to this terminal, and writes into the output folder:
+Two runners give the same study:
 
-- ``assignment.ipynb``: the executed notebook;
+- ``parallel`` (the default) trains the runs of solution.py in worker
+  processes, one thread each, side by side (see parallel_study.py). Its
+  figures equal those of the notebook runner with ``--threads 1``.
+- ``notebook`` executes assignment.ipynb top to bottom with nbclient, less
+  the grader's hidden checks, as a student's kernel would run it, and also
+  saves the executed notebook.
+
+Both echo a line per epoch and per finished run, and write into the output
+folder:
+
 - ``samples.png``, ``sweep_lr.png``, ``sweep_batchsize.png``: the figures;
 - ``results.json``: every run's settings, final accuracies and per-epoch
   curves, beside the original exercise's figures where it printed them;
-- ``comparison.md``: the table printed at the end.
+- ``comparison.md``: the table printed at the end;
+- ``assignment.ipynb``: the executed notebook (notebook runner only).
 
-Usage: python run_study.py [--output DIR] [--budget full|small] [--notebook PATH] [--cell-timeout S]
+Usage: python run_study.py [--output DIR] [--budget full|small] [--runner parallel|notebook]
+                           [--workers N] [--threads N] [--notebook PATH] [--cell-timeout S]
 """
 
 import argparse
@@ -77,17 +86,41 @@ def collect_runs(namespace):
     return runs
 
 
-def export_results(namespace, output_dir):
-    """Save the figures and results.json; runs inside the notebook's kernel."""
+def export_results(namespace, output_dir, threads=None, run_details=None):
+    """Save the figures and results.json from the notebook's variables.
+
+    The notebook runner calls this inside the kernel, where threads is the
+    kernel's own count. run_details, one dict per run, adds to each record.
+    """
     import torch
 
     output_dir = Path(output_dir)
     for name, variable in (("samples", "samples_fig"), ("sweep_lr", "lr_fig"),
                            ("sweep_batchsize", "bs_fig")):
         namespace[variable].savefig(output_dir / f"{name}.png", dpi=120, bbox_inches="tight")
-    results = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-               "runs": collect_runs(namespace)}
+    runs = collect_runs(namespace)
+    for record, details in zip(runs, run_details or []):
+        record.update(details)
+    results = {"torch": torch.__version__, "device": "cuda" if torch.cuda.is_available() else "cpu",
+               "threads": threads or torch.get_num_threads(), "runs": runs}
     (output_dir / "results.json").write_text(json.dumps(results, indent=1))
+
+
+def run_parallel(output_dir, budget, workers):
+    """Train the study in worker processes and save what the notebook runner saves."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # figures go to files only
+    import parallel_study
+    import solution
+    from utils import InMemoryMNIST, show_samples
+
+    runs, results, details = parallel_study.train_all(ROOT / "data", budget, workers)
+    namespace = parallel_study.notebook_namespace(runs, results)
+    namespace["lr_fig"] = solution.plot_losses(namespace["lr_results"], "learning rate")
+    namespace["bs_fig"] = solution.plot_losses(namespace["bs_results"], "batch size")
+    namespace["samples_fig"] = show_samples(InMemoryMNIST(str(ROOT / "data"), train=True, device="cpu"))
+    export_results(namespace, output_dir, threads=1, run_details=details)
 
 
 def run_label(run):
@@ -162,23 +195,54 @@ def drop_hidden_checks(notebook):
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Run the momentum study and save its figures and numbers.")
     parser.add_argument("--output", default="output", help="folder for the results (default: %(default)s)")
+    parser.add_argument("--runner", choices=["parallel", "notebook"], default="parallel",
+                        help="parallel: the reference's runs in worker processes; notebook: execute "
+                             "the notebook in one kernel (default: %(default)s)")
+    parser.add_argument("--workers", type=int,
+                        help="parallel runner: worker processes, one thread each "
+                             "(default: one per core, or one on a GPU)")
+    parser.add_argument("--threads", type=int,
+                        help="notebook runner: torch's threads in the kernel (default: torch's own, "
+                             "one per core)")
     parser.add_argument("--notebook", default=str(ROOT / "assignment.ipynb"),
-                        help="notebook to execute (default: the assignment)")
+                        help="notebook runner: notebook to execute (default: the assignment)")
     parser.add_argument("--budget", choices=["full", "small"], default="full",
                         help="full: the study as written; small: 2,000 training images, "
                              "one epoch per run, for a quick check of the pipeline (default: %(default)s)")
     parser.add_argument("--cell-timeout", type=int, default=3600,
                         help="seconds one cell may run before the study is stopped (default: %(default)s)")
     args = parser.parse_args(argv)
+    for name in ("workers", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name} {value}: give a whole number of at least 1")
+    if args.runner == "parallel" and args.threads not in (None, 1):
+        parser.error(f"--threads {args.threads}: the parallel runner trains with one thread per worker; "
+                     "set --workers, or use --runner notebook")
+    if args.runner == "notebook" and args.workers is not None:
+        parser.error(f"--workers {args.workers}: the notebook runner has one kernel; "
+                     "use --runner parallel, or set --threads")
 
-    # The kernel inherits this process's environment; the notebook reads it.
-    os.environ["STUDY_BUDGET"] = args.budget
     output_dir = Path(args.output).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    execute(args.notebook, output_dir, args.cell_timeout)
+    if args.runner == "parallel":
+        import parallel_study
+
+        workers = args.workers or parallel_study.default_workers()
+        run_parallel(output_dir, args.budget, workers)
+    else:
+        # The kernel inherits this process's environment: the notebook reads
+        # the budget, and torch takes its thread count from OpenMP's variable.
+        os.environ["STUDY_BUDGET"] = args.budget
+        if args.threads:
+            os.environ["OMP_NUM_THREADS"] = str(args.threads)
+        execute(args.notebook, output_dir, args.cell_timeout)
     results = json.loads((output_dir / "results.json").read_text())
     results["budget"] = args.budget
+    results["runner"] = args.runner
+    if args.runner == "parallel":
+        results["workers"] = workers
     results["seconds"] = round(time.perf_counter() - start, 1)
     (output_dir / "results.json").write_text(json.dumps(results, indent=1))
 

@@ -6,14 +6,18 @@ In one run on one machine:
    torchvision's ``MNIST`` + ``ToTensor()`` DataLoader and through
    ``InMemoryMNIST``, side by side, at batch sizes 16, 32 and 64. The two
    epochs must give the same loss and accuracy to the last bit;
-2. the whole study the project's way (``run_study.py``: both sanity runs
-   and both sweeps), with its final accuracies;
+2. the whole study (both sanity runs and both sweeps) three ways. The
+   project's way (``run_study.py``) trains in worker processes with one
+   thread each. The notebook in one kernel with one thread must give the
+   same figures to the last bit. The notebook in one kernel with torch's
+   default threads is what a student runs;
 3. grading the reference submission, when a grading command is given.
 
 Prints seconds and ratios with the CPU model and thread count, and writes
 them to bench/results.json.
 
-Usage: python bench/benchmark.py [--skip-study] [--grade-command CMD] [--batch-sizes 16 32 64]
+Usage: python bench/benchmark.py [--skip-study] [--parallel-only] [--grade-command CMD]
+                                 [--batch-sizes 16 32 64]
 """
 
 import argparse
@@ -80,18 +84,57 @@ def bench_epochs(batch_sizes):
     return rows
 
 
-def bench_study(output_dir):
-    """Run the whole study; return its seconds and final accuracies."""
+FIGURES = ("train_acc", "test_acc", "epoch_losses", "epoch_train_accuracies")
+
+
+def timed_study(output_dir, *arguments):
+    """Run the study with run_study.py's arguments; return (seconds, results.json)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, str(ROOT / "run_study.py"), "--output", str(output_dir)],
+    subprocess.run([sys.executable, str(ROOT / "run_study.py"), "--output", str(output_dir), *arguments],
                    cwd=ROOT, check=True)
     seconds = time.perf_counter() - start
-    runs = json.loads((output_dir / "results.json").read_text())["runs"]
-    figures = [{key: run.get(key) for key in ("experiment", "lr", "batch_size", "momentum",
-                                             "train_acc", "test_acc")} for run in runs]
-    print(f"whole study: {seconds:.1f} s for {len(runs)} runs, "
-          f"{sum(run['epochs'] for run in runs)} epochs", flush=True)
-    return {"seconds": round(seconds, 1), "runs": figures}
+    return seconds, json.loads((output_dir / "results.json").read_text())
+
+
+def final_figures(results):
+    return [{key: run.get(key) for key in ("experiment", "lr", "batch_size", "momentum",
+                                           "train_acc", "test_acc")} for run in results["runs"]]
+
+
+def same_figures(first, second):
+    """True when every run's accuracies and curves are equal to the last bit."""
+    return len(first["runs"]) == len(second["runs"]) and all(
+        a[key] == b[key] for a, b in zip(first["runs"], second["runs"]) for key in FIGURES)
+
+
+def largest_test_gap(first, second):
+    return max(abs(a["test_acc"] - b["test_acc"]) for a, b in zip(first["runs"], second["runs"]))
+
+
+def bench_study(output_dir, parallel_only):
+    """Time the study the project's way and, unless parallel_only, in one kernel."""
+    seconds, parallel = timed_study(output_dir / "parallel")
+    runs = parallel["runs"]
+    print(f"whole study, parallel: {seconds:.1f} s for {len(runs)} runs, "
+          f"{sum(run['epochs'] for run in runs)} epochs, {parallel['workers']} workers "
+          f"with {parallel['threads']} thread each", flush=True)
+    study = {"seconds": round(seconds, 1), "workers": parallel["workers"], "threads": parallel["threads"],
+             "runs": final_figures(parallel)}
+    if parallel_only:
+        return study
+    for name, threads in (("notebook_one_thread", ["--threads", "1"]), ("notebook_default_threads", [])):
+        notebook_seconds, notebook = timed_study(output_dir / name, "--runner", "notebook", *threads)
+        study[name] = {"seconds": round(notebook_seconds, 1), "threads": notebook["threads"],
+                       "ratio_to_parallel": round(notebook_seconds / seconds, 2),
+                       "identical_to_parallel": same_figures(parallel, notebook),
+                       "largest_test_acc_gap": largest_test_gap(parallel, notebook),
+                       "runs": final_figures(notebook)}
+        print(f"whole study, notebook with {notebook['threads']} thread(s): {notebook_seconds:.1f} s, "
+              f"{notebook_seconds / seconds:.2f}x the parallel run; figures "
+              f"{'identical to' if same_figures(parallel, notebook) else 'not identical to'} the "
+              f"parallel run's (largest test accuracy gap {largest_test_gap(parallel, notebook):.4f})",
+              flush=True)
+    return study
 
 
 def bench_grading(command):
@@ -107,6 +150,8 @@ def main(argv=None):
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 32, 64],
                         help="batch sizes of the epoch comparison (default: %(default)s)")
     parser.add_argument("--skip-study", action="store_true", help="do not time the whole study")
+    parser.add_argument("--parallel-only", action="store_true",
+                        help="time the study only the project's way, not in one kernel as well")
     parser.add_argument("--grade-command", help="command that grades the reference submission")
     parser.add_argument("--output", default=str(RESULTS), help="results file (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -120,7 +165,7 @@ def main(argv=None):
     # the load is recorded beside them.
     results["load_average_before_study"] = os.getloadavg()
     if not args.skip_study:
-        results["study"] = bench_study(ROOT / "bench" / "study-output")
+        results["study"] = bench_study(ROOT / "bench" / "study-output", args.parallel_only)
     if args.grade_command:
         results["grading"] = bench_grading(args.grade_command)
     results["load_average_at_end"] = os.getloadavg()

@@ -1,5 +1,6 @@
 """The helpers students get: network, one epoch, accuracy."""
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -113,8 +114,19 @@ def trained_model(train_dataset):
     return model
 
 
-def test_accuracy_direct_read_matches_loader(train_dataset, test_dataset):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_accuracy_direct_read_matches_loader(train_dataset, test_dataset, threads):
+    # The parallel study's workers evaluate with one thread, the notebook with two.
     model = trained_model(train_dataset)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert_direct_read_matches_loader(model, train_dataset, test_dataset)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def assert_direct_read_matches_loader(model, train_dataset, test_dataset):
     cases = [(test_dataset, False), (Subset(test_dataset, range(3000, 7000)), True),
              (Subset(train_dataset, range(10_000)), True)]
     for dataset, shuffle in cases:
