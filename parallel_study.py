@@ -15,16 +15,18 @@ Such a run trains once and both rows get its result.
 
 Each worker trains with one thread. The convolutions split their sums across
 threads, so the last bits of the weights, and through them the figures,
-depend on the thread count: the figures here are those of the notebook run
-with one thread (``run_study.py --runner notebook --threads 1``), and differ
+depend on the thread count. The figures here are those of the notebook run
+with one thread (``run_study.py --runner notebook --threads 1``). They differ
 slightly from those of a run with two.
 """
 
 import contextlib
 import os
+import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 
@@ -48,6 +50,10 @@ SMALL_SUBSETS = {"train": 2000, "test": 1000}
 # is about that of 57 images' arithmetic. The figure comes from epoch times
 # at batch sizes 16 and 64 on a 2-core CPU, and only orders the runs.
 STEP_OVERHEAD_IMAGES = 57
+
+
+class WorkerStopped(RuntimeError):
+    """A worker process ended before its run finished."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,9 @@ _worker_datasets = None
 
 def _start_worker(data_root, budget, threads):
     global _worker_datasets
+    # Ctrl-C in a terminal reaches every process of the group. The parent
+    # alone handles it, by stopping the workers, so none starts another run.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     _worker_datasets = study_datasets(data_root, budget)
 
@@ -177,8 +186,17 @@ def no_progress_bars():
             os.environ["TQDM_DISABLE"] = previous
 
 
+def stop_workers(pool):
+    """Terminate pool's worker processes now, dropping the runs they train."""
+    # NOTE: ProcessPoolExecutor gains terminate_workers() in Python 3.14; on
+    # 3.11 its private _processes mapping is the only way to reach them.
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        process.terminate()
+
+
 def default_workers():
-    """One worker per core on the CPU; one on a GPU, which a single run keeps busy."""
+    """Return one worker per core on the CPU, and one on a GPU, which the runs would share."""
     return 1 if DEVICE.type == "cuda" else (os.cpu_count() or 1)
 
 
@@ -197,18 +215,32 @@ def train_all(data_root, budget, workers, threads=1):
     unique = sorted(set(first.values()), key=lambda i: -states[i][0].cost(len(train_dataset)))
 
     done = {}
-    with no_progress_bars(), ProcessPoolExecutor(
-            max_workers=workers, mp_context=get_context("spawn"),
-            initializer=_start_worker, initargs=(str(data_root), budget, threads)) as pool:
-        futures = {pool.submit(_train, *states[i]): i for i in unique}
-        for future in as_completed(futures):
-            index = futures[future]
-            done[index] = future.result()
-            train_acc, test_acc = done[index][0][:2]
-            print(f"finished {states[index][0].label} in {done[index][1]:.0f} s: "
-                  f"train acc {train_acc:.4f}, test acc {test_acc:.4f}", flush=True)
+    with no_progress_bars():
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                                   initializer=_start_worker, initargs=(str(data_root), budget, threads))
+        try:
+            futures = {pool.submit(_train, *states[i]): i for i in unique}
+            for future in as_completed(futures):
+                index = futures[future]
+                done[index] = future.result()
+                train_acc, test_acc = done[index][0][:2]
+                print(f"finished {states[index][0].label} in {done[index][1]:.0f} s: "
+                      f"train acc {train_acc:.4f}, test acc {test_acc:.4f}", flush=True)
+        except BrokenProcessPool as error:
+            raise WorkerStopped(
+                f"a worker process stopped with {len(unique) - len(done)} of {len(unique)} runs unfinished "
+                f"({error}); if the machine ran out of memory, rerun with fewer --workers, or run the "
+                "study in one process with --runner notebook") from error
+        except BaseException:  # Ctrl-C, or a run that raised
+            stop_workers(pool)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     runs = [run for run, _ in states]
+    for index, (run, key) in enumerate(zip(runs, keys)):
+        if first[key] != index:
+            print(f"{run.label}: the same computation as {runs[first[key]].label}, so it shares that result")
     results = [done[first[key]][0] for key in keys]
     info = [{"seconds": round(done[i][1], 1)} if first[key] == i else
             {"seconds": 0.0, "same_computation_as": runs[first[key]].label}

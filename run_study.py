@@ -115,7 +115,10 @@ def run_parallel(output_dir, budget, workers):
     import solution
     from utils import InMemoryMNIST, show_samples
 
-    runs, results, details = parallel_study.train_all(ROOT / "data", budget, workers)
+    try:
+        runs, results, details = parallel_study.train_all(ROOT / "data", budget, workers)
+    except parallel_study.WorkerStopped as error:
+        raise SystemExit(f"the study stopped: {error}") from error
     namespace = parallel_study.notebook_namespace(runs, results)
     namespace["lr_fig"] = solution.plot_losses(namespace["lr_results"], "learning rate")
     namespace["bs_fig"] = solution.plot_losses(namespace["bs_results"], "batch size")
@@ -130,14 +133,20 @@ def run_label(run):
     return f"{run['experiment']}, {setting} {run[setting]:g}, momentum {run['momentum']}"
 
 
-def format_table(runs):
-    """Return a Markdown table of every run beside the original figures."""
+def format_table(runs, with_originals=True):
+    """Return a Markdown table of every run, beside the original figures when with_originals is set.
+
+    The original figures come from the full study, so a small budget's
+    table leaves them out.
+    """
     def cell(value):
         return "-" if value is None else f"{value:.4f}"
 
     lines = ["| run | train acc | original | test acc | original | test diff |",
              "| --- | --- | --- | --- | --- | --- |"]
     for run in runs:
+        if not with_originals:
+            run = {**run, "original_train_acc": None, "original_test_acc": None}
         original = run["original_test_acc"]
         diff = "-" if original is None else f"{run['test_acc'] - original:+.4f}"
         lines.append(f"| {run_label(run)} | {cell(run['train_acc'])} | {cell(run['original_train_acc'])} "
@@ -162,19 +171,20 @@ def make_client(notebook, cell_timeout):
 
 
 def execute(notebook_path, output_dir, cell_timeout):
-    """Execute the notebook; save it executed, even when a cell fails."""
+    """Execute the notebook; save it executed, even when a cell fails or the kernel dies."""
     import nbformat
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
 
     notebook = nbformat.read(notebook_path, as_version=4)
     drop_hidden_checks(notebook)
     notebook.cells.append(nbformat.v4.new_code_cell(EXPORT_CELL.format(output=str(output_dir))))
     try:
         make_client(notebook, cell_timeout).execute()
-    except CellExecutionError as error:
+    except (CellExecutionError, DeadKernelError) as error:
         notebook.cells.pop()
         nbformat.write(notebook, output_dir / "assignment.ipynb")
-        raise SystemExit(f"a cell of {notebook_path} failed; the partly executed notebook "
+        failed_part = "a cell of" if isinstance(error, CellExecutionError) else "the kernel running"
+        raise SystemExit(f"{failed_part} {notebook_path} failed; the partly executed notebook "
                          f"is in {output_dir / 'assignment.ipynb'}\n{error}")
     notebook.cells.pop()
     nbformat.write(notebook, output_dir / "assignment.ipynb")
@@ -192,6 +202,38 @@ def drop_hidden_checks(notebook):
     return removed
 
 
+DEFAULT_CELL_TIMEOUT = 3600  # seconds; the batch-size sweep, the longest cell, took about 8 minutes on 2 cores
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def check_arguments(parser, args):
+    """Reject values and combinations the runners cannot use, before any work starts."""
+    for name in ("workers", "threads", "cell_timeout"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} {value}: give a whole number of at least 1")
+    if args.runner == "parallel" and args.threads not in (None, 1):
+        parser.error(f"--threads {args.threads}: the parallel runner trains with one thread per worker; "
+                     "set --workers, or add --runner notebook")
+    if args.runner == "parallel":
+        for name, value in (("notebook", args.notebook), ("cell-timeout", args.cell_timeout)):
+            if value is not None:
+                parser.error(f"--{name} {value}: only the notebook runner takes it; add --runner notebook")
+    if args.runner == "notebook" and args.workers is not None:
+        parser.error(f"--workers {args.workers}: the notebook runner has one kernel; "
+                     "use --runner parallel, or set --threads")
+    if args.notebook and not Path(args.notebook).is_file():
+        parser.error(f"--notebook {args.notebook}: no such file")
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        parser.error(f"--output {args.output}: this is a file, not a folder; give a folder for the results")
+    missing = [name for name in MNIST_FILES if not (ROOT / "data" / "MNIST" / "raw" / name).is_file()]
+    if missing:
+        parser.error(f"MNIST is missing from {ROOT / 'data' / 'MNIST' / 'raw'} ({', '.join(missing)}); "
+                     "run `make data` (or python data/prepare.py) first")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Run the momentum study and save its figures and numbers.")
     parser.add_argument("--output", default="output", help="folder for the results (default: %(default)s)")
@@ -204,40 +246,39 @@ def main(argv=None):
     parser.add_argument("--threads", type=int,
                         help="notebook runner: torch's threads in the kernel (default: torch's own, "
                              "one per core)")
-    parser.add_argument("--notebook", default=str(ROOT / "assignment.ipynb"),
+    parser.add_argument("--notebook",
                         help="notebook runner: notebook to execute (default: the assignment)")
     parser.add_argument("--budget", choices=["full", "small"], default="full",
                         help="full: the study as written; small: 2,000 training images, "
                              "one epoch per run, for a quick check of the pipeline (default: %(default)s)")
-    parser.add_argument("--cell-timeout", type=int, default=3600,
-                        help="seconds one cell may run before the study is stopped (default: %(default)s)")
+    parser.add_argument("--cell-timeout", type=int,
+                        help="notebook runner: seconds one cell may run before the study is stopped "
+                             f"(default: {DEFAULT_CELL_TIMEOUT})")
     args = parser.parse_args(argv)
-    for name in ("workers", "threads"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name} {value}: give a whole number of at least 1")
-    if args.runner == "parallel" and args.threads not in (None, 1):
-        parser.error(f"--threads {args.threads}: the parallel runner trains with one thread per worker; "
-                     "set --workers, or use --runner notebook")
-    if args.runner == "notebook" and args.workers is not None:
-        parser.error(f"--workers {args.workers}: the notebook runner has one kernel; "
-                     "use --runner parallel, or set --threads")
+    check_arguments(parser, args)
+    args.notebook = args.notebook or str(ROOT / "assignment.ipynb")
+    args.cell_timeout = args.cell_timeout or DEFAULT_CELL_TIMEOUT
 
     output_dir = Path(args.output).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    if args.runner == "parallel":
-        import parallel_study
+    try:
+        if args.runner == "parallel":
+            import parallel_study
 
-        workers = args.workers or parallel_study.default_workers()
-        run_parallel(output_dir, args.budget, workers)
-    else:
-        # The kernel inherits this process's environment: the notebook reads
-        # the budget, and torch takes its thread count from OpenMP's variable.
-        os.environ["STUDY_BUDGET"] = args.budget
-        if args.threads:
-            os.environ["OMP_NUM_THREADS"] = str(args.threads)
-        execute(args.notebook, output_dir, args.cell_timeout)
+            workers = args.workers or parallel_study.default_workers()
+            run_parallel(output_dir, args.budget, workers)
+        else:
+            # The kernel inherits this process's environment: the notebook reads
+            # the budget, and torch takes its thread count from OpenMP's variable.
+            os.environ["STUDY_BUDGET"] = args.budget
+            if args.threads:
+                os.environ["OMP_NUM_THREADS"] = str(args.threads)
+            execute(args.notebook, output_dir, args.cell_timeout)
+    except KeyboardInterrupt:
+        print(f"\nstopped by Ctrl-C after {time.perf_counter() - start:.0f} s; "
+              f"results.json in {output_dir} was not written", file=sys.stderr)
+        raise SystemExit(130)
     results = json.loads((output_dir / "results.json").read_text())
     results["budget"] = args.budget
     results["runner"] = args.runner
@@ -246,7 +287,7 @@ def main(argv=None):
     results["seconds"] = round(time.perf_counter() - start, 1)
     (output_dir / "results.json").write_text(json.dumps(results, indent=1))
 
-    table = format_table(results["runs"])
+    table = format_table(results["runs"], with_originals=args.budget == "full")
     (output_dir / "comparison.md").write_text(table + "\n")
     print(f"\nStudy finished in {results['seconds']:.0f} s; results in {output_dir}\n")
     print(table)

@@ -1,6 +1,8 @@
 """The parallel runner: start states set in advance, shared runs, the command line."""
 
 import io
+import os
+import signal
 import subprocess
 import sys
 
@@ -78,6 +80,9 @@ def test_prefixed_lines():
     (["--workers", "0"], "--workers 0: give a whole number of at least 1"),
     (["--threads", "2"], "--threads 2: the parallel runner trains with one thread per worker"),
     (["--runner", "notebook", "--workers", "2"], "--workers 2: the notebook runner has one kernel"),
+    (["--cell-timeout", "60"], "--cell-timeout 60: only the notebook runner takes it"),
+    (["--runner", "notebook", "--cell-timeout", "0"], "--cell-timeout 0: give a whole number of at least 1"),
+    (["--runner", "notebook", "--notebook", "missing.ipynb"], "--notebook missing.ipynb: no such file"),
 ])
 def test_run_study_rejects_bad_counts(tmp_path, arguments, message):
     completed = subprocess.run([sys.executable, str(ROOT / "run_study.py"), "--output", str(tmp_path),
@@ -85,3 +90,71 @@ def test_run_study_rejects_bad_counts(tmp_path, arguments, message):
     assert completed.returncode == 2
     assert message in completed.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def spawned_workers(parent_pid):
+    """Return the pids of the multiprocessing workers that parent_pid started."""
+    children = subprocess.run(["pgrep", "-P", str(parent_pid)], capture_output=True, text=True).stdout.split()
+    workers = []
+    for pid in children:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if b"spawn_main" in cmdline.read():
+                    workers.append(int(pid))
+        except FileNotFoundError:
+            pass  # the child ended meanwhile
+    return workers
+
+
+def test_killed_worker_stops_study_with_message(tmp_path):
+    # A worker killed mid-run (as the kernel's out-of-memory killer would)
+    # ends the study with a message, not a hang or a bare traceback.
+    study = subprocess.Popen([sys.executable, str(ROOT / "run_study.py"), "--output", str(tmp_path),
+                              "--workers", "2"], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        for line in study.stdout:
+            if "epoch  1/" in line:  # both workers are training by now
+                break
+        workers = spawned_workers(study.pid)
+        assert workers, "no worker process found"
+        os.kill(workers[0], signal.SIGKILL)
+        _, stderr = study.communicate(timeout=300)
+    finally:
+        study.kill()
+    assert study.returncode == 1
+    assert "the study stopped: a worker process stopped with" in stderr
+    assert "--runner notebook" in stderr
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_run_study_rejects_file_as_output(tmp_path):
+    results = tmp_path / "results.txt"
+    results.write_text("kept")
+    completed = subprocess.run([sys.executable, str(ROOT / "run_study.py"), "--output", str(results)],
+                               cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 2
+    assert "this is a file, not a folder" in completed.stderr
+    assert results.read_text() == "kept"
+
+
+def test_ctrl_c_stops_workers_at_once(tmp_path):
+    study = subprocess.Popen([sys.executable, str(ROOT / "run_study.py"), "--output", str(tmp_path),
+                              "--workers", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        for line in study.stdout:
+            if "epoch  1/" in line:
+                break
+        workers = spawned_workers(study.pid)
+        assert workers, "no worker process found"
+        os.killpg(study.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+        _, stderr = study.communicate(timeout=60)
+    finally:
+        study.kill()
+    assert study.returncode == 130
+    assert "stopped by Ctrl-C" in stderr
+    for pid in workers:
+        assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2], pid
+    assert not (tmp_path / "results.json").exists()
