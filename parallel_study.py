@@ -21,27 +21,29 @@ slightly from those of a run with two.
 """
 
 import contextlib
+import math
 import os
 import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 
 import torch
 from torch.utils.data import DataLoader, Subset
 
 import solution
+from run_study import SANITY, SWEEP_BATCHSIZE_LR, SWEEP_LR_BATCH_SIZE, run_label
 from utils import DEVICE, InMemoryMNIST, Lenet5
 
-# The study as the notebook's cells run it, in their order.
+# The study as the notebook's cells run it, in their order. run_study.py
+# defines the settings that stay fixed within each experiment.
 SEED = 1  # each sanity run and each sweep starts from torch.manual_seed(SEED)
 MOMENTA = (0.0, 0.9)  # every setting trains without momentum, then with 0.9
-SANITY = {"lr": 0.01, "batch_size": 32, "epochs": 1}  # the two runs of `train` alone
-SWEEP_LRS = (1e-3, 1e-2)  # sweep_lr, at batch size 32
-SWEEP_BATCH_SIZES = (16, 32, 64)  # sweep_batchsize, at lr 0.01
+SWEEP_LRS = (1e-3, 1e-2)  # the learning rates of sweep_lr
+SWEEP_BATCH_SIZES = (16, 32, 64)  # the batch sizes of sweep_batchsize
 SWEEP_EPOCHS = {"full": 5, "small": 1}
 # The small budget trains on the first images only, as the notebook does.
 SMALL_SUBSETS = {"train": 2000, "test": 1000}
@@ -68,12 +70,10 @@ class Run:
 
     @property
     def label(self):
-        setting = {"train": f"{self.epochs} epoch", "sweep_lr": f"lr {self.lr:g}",
-                   "sweep_batchsize": f"batch size {self.batch_size}"}[self.experiment]
-        return f"{self.experiment}, {setting}, momentum {self.momentum}"
+        return run_label(asdict(self))  # as the final table names the run
 
     def cost(self, train_size):
-        steps = self.epochs * -(-train_size // self.batch_size)
+        steps = self.epochs * math.ceil(train_size / self.batch_size)
         return steps * (STEP_OVERHEAD_IMAGES + self.batch_size)
 
 
@@ -83,8 +83,9 @@ def study_plan(budget):
     return [
         [Run("train", momentum=momentum, **SANITY)] for momentum in MOMENTA
     ] + [
-        [Run("sweep_lr", lr, 32, momentum, epochs) for lr in SWEEP_LRS for momentum in MOMENTA],
-        [Run("sweep_batchsize", 0.01, batch_size, momentum, epochs)
+        [Run("sweep_lr", lr, SWEEP_LR_BATCH_SIZE, momentum, epochs)
+         for lr in SWEEP_LRS for momentum in MOMENTA],
+        [Run("sweep_batchsize", SWEEP_BATCHSIZE_LR, batch_size, momentum, epochs)
          for batch_size in SWEEP_BATCH_SIZES for momentum in MOMENTA],
     ]
 
@@ -174,7 +175,7 @@ def _train(run, state):
 
 @contextlib.contextmanager
 def no_progress_bars():
-    """Keep tqdm's bars out of the workers, which read this when they import it."""
+    """Disable tqdm's bars in the workers, which read TQDM_DISABLE when they import tqdm."""
     previous = os.environ.get("TQDM_DISABLE")
     os.environ["TQDM_DISABLE"] = "1"  # several processes' bars would overwrite each other
     try:
@@ -188,8 +189,8 @@ def no_progress_bars():
 
 def stop_workers(pool):
     """Terminate pool's worker processes now, dropping the runs they train."""
-    # NOTE: ProcessPoolExecutor gains terminate_workers() in Python 3.14; on
-    # 3.11 its private _processes mapping is the only way to reach them.
+    # NOTE: Python 3.11's ProcessPoolExecutor has no public way to stop its
+    # workers, so this reaches into its private _processes mapping.
     processes = getattr(pool, "_processes", None) or {}
     for process in list(processes.values()):
         process.terminate()
@@ -200,13 +201,14 @@ def default_workers():
     return 1 if DEVICE.type == "cuda" else (os.cpu_count() or 1)
 
 
-def train_all(data_root, budget, workers, threads=1):
+def train_all(data_root, budget, train_dataset, test_dataset, workers, threads=1):
     """Train every run of the study; return (runs in the notebook's order, results, info).
 
-    results[i] is train's tuple for runs[i]; info[i] has the run's seconds
-    and, for a run that shared another's result, that run's label.
+    The datasets are study_datasets(data_root, budget), which each worker
+    loads for itself. results[i] is train's tuple for runs[i]. info[i] has
+    the run's seconds and, for a run that shared another's result, that
+    run's label.
     """
-    train_dataset, test_dataset = study_datasets(data_root, budget, device="cpu")
     states = start_states(study_plan(budget), train_dataset, test_dataset)
     keys = [computation_key(run, state) for run, state in states]
     first = {}
@@ -242,9 +244,12 @@ def train_all(data_root, budget, workers, threads=1):
         if first[key] != index:
             print(f"{run.label}: the same computation as {runs[first[key]].label}, so it shares that result")
     results = [done[first[key]][0] for key in keys]
-    info = [{"seconds": round(done[i][1], 1)} if first[key] == i else
-            {"seconds": 0.0, "same_computation_as": runs[first[key]].label}
-            for i, key in enumerate(keys)]
+    info = []
+    for index, key in enumerate(keys):
+        if first[key] == index:
+            info.append({"seconds": round(done[index][1], 1)})
+        else:
+            info.append({"seconds": 0.0, "same_computation_as": runs[first[key]].label})
     return runs, results, info
 
 

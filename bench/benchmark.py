@@ -102,7 +102,7 @@ def final_figures(results):
 
 
 def same_figures(first, second):
-    """True when every run's accuracies and curves are equal to the last bit."""
+    """Return whether every run's accuracies and curves are equal to the last bit."""
     return len(first["runs"]) == len(second["runs"]) and all(
         a[key] == b[key] for a, b in zip(first["runs"], second["runs"]) for key in FIGURES)
 

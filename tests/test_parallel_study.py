@@ -63,8 +63,8 @@ def test_batch_size_32_shares_the_lr_sweep_runs(tiny):
             shared.append((run.label, labels[key]))
         labels.setdefault(key, run.label)
     assert shared == [
-        ("sweep_batchsize, batch size 32, momentum 0.0", "sweep_lr, lr 0.01, momentum 0.0"),
-        ("sweep_batchsize, batch size 32, momentum 0.9", "sweep_lr, lr 0.01, momentum 0.9"),
+        ("sweep_batchsize, batch_size 32, momentum 0.0", "sweep_lr, lr 0.01, momentum 0.0"),
+        ("sweep_batchsize, batch_size 32, momentum 0.9", "sweep_lr, lr 0.01, momentum 0.9"),
     ]
 
 
